@@ -1,0 +1,1 @@
+"""Test helpers shipped with Cadence: private Dovecot and SMTP servers, certificates."""
