@@ -200,12 +200,14 @@ class SMTPTestServer:
             **common,
         )
         self.tls_port = free_port(self.host)
+        # aiosmtpd only counts STARTTLS as TLS for auth_require_tls; this listener is TLS
+        # from the first byte, so AUTH is safe to offer.
         implicit = _ImplicitTLSController(
             self.handler,
             port=self.tls_port,
             ssl_context=server_ctx,
             client_context=client_ctx,
-            **common,
+            **{**common, "auth_require_tls": False},
         )
         for controller in (submission, implicit):
             controller.start()

@@ -1,0 +1,201 @@
+"""Typed connection settings shared by the IMAP and SMTP layers, and the one place that
+opens a TCP connection and makes it secure.
+
+Cadence never sends a credential or a message over an unencrypted connection: an endpoint is
+either implicit TLS (IMAP 993, SMTP 465 — RFC 8314) or STARTTLS (IMAP 143, SMTP 587/25), and a
+STARTTLS endpoint whose server does not offer the upgrade is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from cadence.errors import ConnectError, TLSError
+
+Service = Literal["imap", "smtp"]
+
+
+class Security(StrEnum):
+    TLS = "tls"  # implicit TLS from the first byte
+    STARTTLS = "starttls"  # plaintext greeting, then upgraded before any credential
+
+    @classmethod
+    def default_for_port(cls, port: int) -> Security:
+        # RFC 8314 section 3: 993 and 465 are implicit TLS; 143, 587 and 25 use STARTTLS.
+        return cls.STARTTLS if port in (143, 587, 25) else cls.TLS
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: Security
+
+    @classmethod
+    def parse(cls, host: str, port: int, security: str | Security | None = None) -> Endpoint:
+        sec = Security(security) if security else Security.default_for_port(port)
+        return cls(host, port, sec)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} ({self.security.value})"
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to connect: which CAs to trust, how long to wait, which local address to use."""
+
+    ca_file: str | None = None  # extra CA bundle (PEM); the system store is used otherwise
+    timeout: float = 20.0
+    source_address: str | None = None  # bind to this local address (multi-homed egress, tests)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        # Verification is always on: a custom CA file is the only way to trust another CA.
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str | None = field(default=None, repr=False)
+    oauth2_token: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never show a secret, even in a traceback
+        return f"Credentials(username={self.username!r}, secret=***)"
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    version: str
+    cipher: str
+    peer_subject: str | None
+    peer_issuer: str | None
+    not_after: str | None
+
+    @classmethod
+    def from_ssl_object(cls, obj: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | None:
+        if obj is None:
+            return None
+        cert = obj.getpeercert() or {}
+
+        def name(key: str) -> str | None:
+            value = cert.get(key)
+            if not value:
+                return None
+            parts = [f"{k}={v}" for rdn in value for (k, v) in rdn]  # type: ignore[union-attr]
+            return ", ".join(parts)
+
+        cipher = obj.cipher()
+        return cls(
+            version=obj.version() or "unknown",
+            cipher=cipher[0] if cipher else "unknown",
+            peer_subject=name("subject"),
+            peer_issuer=name("issuer"),
+            not_after=str(cert.get("notAfter")) if cert.get("notAfter") else None,
+        )
+
+
+async def resolve(host: str, port: int, service: Service, timeout: float) -> list[str]:
+    """Resolve a host name; a failure is reported as DNS, distinct from a refused connection."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+        )
+    except TimeoutError as exc:
+        raise ConnectError(
+            f"DNS lookup of {host} timed out after {timeout:g}s",
+            code=f"{service}_dns_failed",
+            hint="Check the host name and this machine's DNS resolver.",
+        ) from exc
+    except socket.gaierror as exc:
+        raise ConnectError(
+            f"{host} does not resolve: {exc.strerror}",
+            code=f"{service}_dns_failed",
+            hint="Check the spelling of the host name; ask IT for the mail server's name.",
+        ) from exc
+    addresses: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in addresses:
+            addresses.append(addr)
+    return addresses
+
+
+def tls_error(exc: ssl.SSLError, host: str, service: Service) -> TLSError:
+    """Name each certificate problem distinctly: the fix differs for each."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        verify_code = exc.verify_code
+        reason = exc.verify_message or str(exc)
+        if verify_code == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+            return TLSError(
+                f"The certificate of {host} has expired",
+                code=f"{service}_tls_expired",
+                hint="The mail server's administrator must renew its TLS certificate.",
+                detail={"verify_code": verify_code, "reason": reason},
+            )
+        if verify_code == 9:  # X509_V_ERR_CERT_NOT_YET_VALID
+            return TLSError(
+                f"The certificate of {host} is not valid yet",
+                code=f"{service}_tls_not_yet_valid",
+                hint="Check the clocks of this machine and the server.",
+                detail={"verify_code": verify_code, "reason": reason},
+            )
+        if verify_code in (18, 19):  # self-signed leaf / self-signed root in chain
+            return TLSError(
+                f"The certificate of {host} is self-signed",
+                code=f"{service}_tls_self_signed",
+                hint=(
+                    "Install a certificate from a public CA on the server, or pass the "
+                    "organisation's CA with --ca-file."
+                ),
+                detail={"verify_code": verify_code, "reason": reason},
+            )
+        if verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+            return TLSError(
+                f"The certificate presented by {host} is for another host name",
+                code=f"{service}_tls_wrong_host",
+                hint=(
+                    "Connect with the host name the certificate names (ask IT), or have the "
+                    "certificate reissued to include this name."
+                ),
+                detail={"verify_code": verify_code, "reason": reason},
+            )
+        return TLSError(
+            f"The certificate of {host} is not trusted: {reason}",
+            code=f"{service}_tls_untrusted",
+            hint="Pass the CA that issued the server's certificate with --ca-file.",
+            detail={"verify_code": verify_code, "reason": reason},
+        )
+    return TLSError(
+        f"TLS handshake with {host} failed: {exc.reason or exc}",
+        code=f"{service}_tls_failed",
+        hint="The server may require a TLS version or cipher Cadence does not allow (TLS 1.2+).",
+        detail={"reason": str(exc.reason or exc)},
+    )
+
+
+def connect_error(exc: OSError, endpoint: Endpoint, service: Service, timeout: float) -> ConnectError:
+    if isinstance(exc, TimeoutError):
+        return ConnectError(
+            f"Connecting to {endpoint.host}:{endpoint.port} timed out after {timeout:g}s",
+            code=f"{service}_timeout",
+            hint="A firewall may be dropping the connection: ask IT to open this port outbound.",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectError(
+            f"{endpoint.host} refused the connection on port {endpoint.port}",
+            code=f"{service}_connect_refused",
+            hint="Check the port number; the service may not listen there.",
+        )
+    return ConnectError(
+        f"Cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}",
+        code=f"{service}_connect_failed",
+        hint="Check the host, the port and the network path from this machine.",
+    )
