@@ -6,6 +6,7 @@ Exit status: 0 every requirement passes, 1 any fails, 2 usage error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -101,10 +102,13 @@ def build_request(
 async def discover_endpoints(request: CheckRequest) -> CheckRequest:
     """Fill in the hosts the user did not give from discovery (issue: `cadence discover`)."""
     try:
-        from cadence.mail.discovery import discover_for_check
+        from cadence.mail import discovery
     except ImportError:
         return request
-    found = await discover_for_check(request.email, request.options)
+    finder = getattr(discovery, "discover_for_check", None)
+    if finder is None:
+        return request
+    found = await finder(request.email, request.options)
     if found is None:
         return request
     imap, smtp = found
@@ -195,10 +199,8 @@ def check(
 
 async def _run(request: CheckRequest) -> CheckReport | None:
     if request.imap is None or request.smtp is None:
-        try:
+        with contextlib.suppress(CadenceError):
             request = await discover_endpoints(request)
-        except CadenceError:
-            pass
     if request.imap is None and request.smtp is None:
         return None
     return await run_check(request)
@@ -213,4 +215,4 @@ def write_report(report: CheckReport, path: Path) -> None:
         path.write_text(render_html(report), encoding="utf-8")
 
 
-__all__ = ["CheckResult", "check", "connection_options", "read_password", "build_request"]
+__all__ = ["CheckResult", "build_request", "check", "connection_options", "read_password"]

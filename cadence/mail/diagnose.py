@@ -264,7 +264,7 @@ def _identify_imap(
     ident = identify(session.greeting, id_fields)
     report.facts.imap_server = ident.describe()
     too_old = ident.exchange_too_old(session.has("UIDPLUS"))
-    detail = {"product": ident.product, "version": ident.version_name,
+    detail: dict[str, Any] = {"product": ident.product, "version": ident.version_name,
               "build": list(ident.build) if ident.build else None, "greeting": session.greeting,
               "id": id_fields}
     if ident.is_exchange and too_old:

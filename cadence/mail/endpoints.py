@@ -88,7 +88,7 @@ class TLSInfo:
             value = cert.get(key)
             if not value:
                 return None
-            parts = [f"{k}={v}" for rdn in value for (k, v) in rdn]  # type: ignore[union-attr]
+            parts = [f"{pair[0]}={pair[1]}" for rdn in value for pair in rdn]
             return ", ".join(parts)
 
         cipher = obj.cipher()
@@ -181,7 +181,9 @@ def tls_error(exc: ssl.SSLError, host: str, service: Service) -> TLSError:
     )
 
 
-def connect_error(exc: OSError, endpoint: Endpoint, service: Service, timeout: float) -> ConnectError:
+def connect_error(
+    exc: OSError, endpoint: Endpoint, service: Service, timeout: float
+) -> ConnectError:
     if isinstance(exc, TimeoutError):
         return ConnectError(
             f"Connecting to {endpoint.host}:{endpoint.port} timed out after {timeout:g}s",

@@ -228,7 +228,10 @@ class ImapSession:
 
         assert credentials.oauth2_token is not None
         sasl = base64.b64encode(
-            f"user={credentials.username}\x01auth=Bearer {credentials.oauth2_token}\x01\x01".encode()
+            (
+                f"user={credentials.username}\x01"
+                f"auth=Bearer {credentials.oauth2_token}\x01\x01"
+            ).encode()
         ).decode("ascii")
         return await self._run(
             aioimaplib.Command("AUTHENTICATE", self._tag(), "XOAUTH2", sasl, loop=self._loop),
@@ -333,7 +336,7 @@ class ImapSession:
             args.append(f"({flags})")
         if date is not None:
             args.append(aioimaplib.time2internaldate(date))
-        args.append("{%d}" % len(message))
+        args.append(f"{{{len(message)}}}")
         proto.literal_data = message
         return await self._run(aioimaplib.Command("APPEND", self._tag(), *args, loop=self._loop))
 
@@ -428,6 +431,7 @@ async def connect_imap(endpoint: Endpoint, options: ConnectOptions) -> ImapSessi
     protocol = _Protocol(loop)
     local_addr = (options.source_address, 0) if options.source_address else None
     try:
+        transport: asyncio.BaseTransport
         transport, _ = await asyncio.wait_for(
             loop.create_connection(
                 lambda: protocol, endpoint.host, endpoint.port, local_addr=local_addr
@@ -566,7 +570,7 @@ def _login_error(text: str, username: str) -> LoginError:
     upper = text.upper()
     detail = {"server_reply": text}
     # RFC 5530 response codes say why; providers add [ALERT] texts for disabled methods.
-    if "[AUTHENTICATIONFAILED]" in upper or "INVALID CREDENTIALS" in upper or "LOGIN FAILED" in upper:
+    if any(s in upper for s in ("[AUTHENTICATIONFAILED]", "INVALID CREDENTIALS", "LOGIN FAILED")):
         return LoginError(
             f"The IMAP server rejected the login for {username}: wrong user name or password",
             code="imap_auth_failed",
@@ -639,7 +643,7 @@ def _unquote(raw: bytes) -> str:
 
 
 def _quote_mailbox(name: str) -> str:
-    return aioimaplib.quoted(name if name.isascii() else encode_mutf7(name))
+    return str(aioimaplib.quoted(name if name.isascii() else encode_mutf7(name)))
 
 
 def _parse_select(folder: str, response: aioimaplib.Response) -> FolderStatus:

@@ -115,7 +115,8 @@ def identify(greeting: str, id_fields: dict[str, str] | None = None) -> ServerId
         ("dovecot", "Dovecot"), ("gimap", "Gmail"), ("google", "Gmail"), ("cyrus", "Cyrus IMAP"),
         ("courier", "Courier"), ("zimbra", "Zimbra"), ("yahoo", "Yahoo Mail"),
         ("postfix", "Postfix"), ("exim", "Exim"), ("icewarp", "IceWarp"),
-        ("kerio", "Kerio Connect"), ("mdaemon", "MDaemon"), ("microsoft esmtp", "Microsoft Exchange"),
+        ("kerio", "Kerio Connect"), ("mdaemon", "MDaemon"),
+        ("microsoft esmtp", "Microsoft Exchange"),
     ):
         if needle in lowered or needle in fields.get("name", "").lower():
             return ServerIdentity(product, None, None, None, "greeting")

@@ -13,6 +13,7 @@ and whether it is permanent (5xx) — policy (retry, bounce) is the engine's bus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -161,10 +162,8 @@ class SmtpSession:
         )
 
     async def _reset(self) -> None:
-        try:
+        with contextlib.suppress(aiosmtplib.SMTPException):
             await self._client.rset()
-        except aiosmtplib.SMTPException:
-            pass
 
     async def noop(self) -> None:
         await self._client.noop()

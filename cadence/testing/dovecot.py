@@ -29,9 +29,9 @@ Facts about Dovecot 2.3 this module relies on:
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
-import grp
 import shutil
 import signal
 import smtplib
@@ -55,7 +55,10 @@ EXCHANGE_GREETING = "The Microsoft Exchange IMAP4 service is ready."
 # Exchange 2007 greets with its version and has no UIDPLUS.
 OLD_EXCHANGE_CAPABILITY = "IMAP4 IMAP4rev1 AUTH=NTLM AUTH=GSSAPI AUTH=PLAIN IDLE NAMESPACE LITERAL+"
 OLD_EXCHANGE_GREETING = "Microsoft Exchange Server 2007 IMAP4 service ready"
-NO_UIDPLUS_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT NAMESPACE CHILDREN SPECIAL-USE MOVE"
+NO_UIDPLUS_CAPABILITY = (
+    "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT NAMESPACE CHILDREN "
+    "SPECIAL-USE MOVE"
+)
 
 
 def dovecot_binary() -> str | None:
@@ -198,12 +201,20 @@ class DovecotServer:
     # -- internals ---------------------------------------------------------------------------
 
     def _write_passwd(self) -> None:
-        lines = [f"{user}:{{PLAIN}}{password}::::::" for user, password in self.users.items()]
-        path = self.directory / "passwd"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        # One passwd-file per user: Dovecot re-reads a shared file at most once a second, so a
+        # user added right after a lookup would stay unknown for up to a second; a new file is
+        # read at once.
+        users_dir = self.directory / "users"
+        users_dir.mkdir(mode=0o755, exist_ok=True)
+        for user, password in self.users.items():
+            path = users_dir / user
+            line = f"{user}:{{PLAIN}}{password}::::::\n"
+            if path.exists() and path.read_text() == line:
+                continue
+            tmp = users_dir / f".{user}.tmp"
+            tmp.write_text(line)
+            tmp.chmod(0o644)
+            tmp.replace(path)
         uid, gid = _mail_ids()
         for user in self.users:
             home = self.directory / "home" / user
@@ -236,11 +247,11 @@ class DovecotServer:
             "lmtp_save_to_detail_mailbox = yes",
             "passdb {",
             "  driver = passwd-file",
-            f"  args = scheme=PLAIN username_format=%u {d}/passwd",
+            f"  args = scheme=PLAIN username_format=%u {d}/users/%u",
             "}",
             "userdb {",
             "  driver = passwd-file",
-            f"  args = username_format=%u {d}/passwd",
+            f"  args = username_format=%u {d}/users/%u",
             f"  default_fields = uid={uid} gid={gid} home={d}/home/%u",
             "}",
             "namespace inbox {",

@@ -1,4 +1,6 @@
-"""pytest fixtures for the mail test bed (load with ``pytest_plugins = ["cadence.testing.fixtures"]``).
+"""pytest fixtures for the mail test bed.
+
+Load them with ``pytest_plugins = ["cadence.testing.fixtures"]`` in a root conftest.
 
 Servers are started once per test session and only when a test asks for them.  Each test gets
 its own mailbox user (``mailbox`` fixture), so tests never see each other's mail.

@@ -129,12 +129,19 @@ def message_id_of(data: bytes) -> str | None:
 class _Authenticator:
     def __init__(self, dovecot: DovecotServer) -> None:
         self.dovecot = dovecot
+        # When set, every AUTH is refused with this reply, e.g. Microsoft 365's
+        # "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled".
+        self.refuse_with: str | None = None
+        self.attempts = 0
 
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         if not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)
+        self.attempts += 1
+        if self.refuse_with:
+            return AuthResult(success=False, handled=False, message=self.refuse_with)
         login = data.login.decode()
         ok = self.dovecot.users.get(login) == data.password.decode()
         # RFC 4954 section 6: 535 5.7.8 for bad credentials.
@@ -169,9 +176,12 @@ class SMTPTestServer:
     host: str = "127.0.0.1"
     file_sent_copy: bool = False
     rewrite_message_id: bool = False
+    # False: a badly configured server offering no STARTTLS (and AUTH in clear) on submission.
+    offer_starttls: bool = True
     starttls_port: int = 0
     tls_port: int = 0
     handler: DeliveringHandler | None = None
+    authenticator: _Authenticator | None = None
     _controllers: list[Controller] = field(default_factory=list)
 
     def start(self) -> SMTPTestServer:
@@ -182,9 +192,14 @@ class SMTPTestServer:
         )
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(str(self.cert.cert), str(self.cert.key))
+        # Only the test server's own readiness probe uses this context; it must also work when
+        # the server deliberately presents a bad certificate.  Cadence's client always verifies.
         client_ctx = ssl.create_default_context(cafile=self.ca_file)
+        client_ctx.check_hostname = False
+        client_ctx.verify_mode = ssl.CERT_NONE
+        self.authenticator = _Authenticator(self.dovecot)
         common: dict[str, Any] = {
-            "authenticator": _Authenticator(self.dovecot),
+            "authenticator": self.authenticator,
             "auth_require_tls": True,
             "hostname": self.host,
             "server_hostname": "smtp.cadence.test",
@@ -192,13 +207,18 @@ class SMTPTestServer:
             "data_size_limit": 20 * 1024 * 1024,
         }
         self.starttls_port = free_port(self.host)
-        submission = Controller(
-            self.handler,
-            port=self.starttls_port,
-            tls_context=server_ctx,
-            require_starttls=True,
-            **common,
-        )
+        if self.offer_starttls:
+            submission = Controller(
+                self.handler,
+                port=self.starttls_port,
+                tls_context=server_ctx,
+                require_starttls=True,
+                **common,
+            )
+        else:
+            submission = Controller(
+                self.handler, port=self.starttls_port, **{**common, "auth_require_tls": False}
+            )
         self.tls_port = free_port(self.host)
         # aiosmtpd only counts STARTTLS as TLS for auth_require_tls; this listener is TLS
         # from the first byte, so AUTH is safe to offer.
@@ -230,6 +250,10 @@ class SMTPTestServer:
     def accepted(self) -> list[AcceptedMessage]:
         assert self.handler is not None
         return self.handler.accepted
+
+    def refuse_auth_with(self, reply: str | None) -> None:
+        assert self.authenticator is not None
+        self.authenticator.refuse_with = reply
 
     def set_fault(self, fault: Fault | None) -> None:
         assert self.handler is not None
