@@ -9,6 +9,8 @@ STARTTLS endpoint whose server does not offer the upgrade is refused before anyt
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
+import functools
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -54,10 +56,27 @@ class ConnectOptions:
     source_address: str | None = None  # bind to this local address (multi-homed egress, tests)
 
     def ssl_context(self) -> ssl.SSLContext:
-        # Verification is always on: a custom CA file is the only way to trust another CA.
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        return ctx
+        return _ssl_context(self.ca_file)
+
+
+# asyncio reads TLS into a buffer of SSLProtocol.max_size bytes per connection: 256 KiB since
+# CPython 3.11.  A watcher holds one IMAP session per mailbox, and at 1,000 mailboxes that is
+# 256 MB of buffers.  A TLS record carries at most 16 KiB of plaintext (RFC 8446 section 5.1),
+# so a 16 KiB buffer loses nothing but a few extra read calls on large FETCHes
+# (bench/imap_client_choice.py measures the difference).
+TLS_READ_BUFFER = 16 * 1024
+if getattr(asyncio.sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """One context per CA choice, shared by every connection: loading the system CA store
+    costs hundreds of KB per context, which a watcher holding 1,000 sessions cannot afford."""
+    # Verification is always on: a custom CA file is the only way to trust another CA.
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 @dataclass(frozen=True)

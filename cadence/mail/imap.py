@@ -19,6 +19,7 @@ import asyncio
 import logging
 import re
 import ssl
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,9 +183,10 @@ class ImapSession:
         response = await self._run(aioimaplib.Command("CAPABILITY", self._tag(), loop=self._loop))
         caps: set[str] = set()
         for line in _untagged(response, b"CAPABILITY"):
-            caps.update(line.decode("ascii", "replace").split())
-        self.capabilities = frozenset(c.upper() for c in caps)
-        self._protocol.capabilities = set(caps)
+            # Interned: a watcher holds a thousand sessions with the same few dozen names.
+            caps.update(sys.intern(c.upper()) for c in line.decode("ascii", "replace").split())
+        self.capabilities = frozenset(caps)
+        self._protocol.capabilities = caps
         return self.capabilities
 
     # -- authentication ----------------------------------------------------------------------

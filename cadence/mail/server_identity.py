@@ -93,7 +93,12 @@ def identify(greeting: str, id_fields: dict[str, str] | None = None) -> ServerId
     if "microsoft exchange" in text.lower() or "exchange" in fields.get("name", "").lower():
         build: tuple[int, ...] | None = None
         m = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?", text, re.I)
-        id_version = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", fields.get("version", ""))
+        id_name = fields.get("name", "").lower()
+        id_version = (
+            re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", fields.get("version", ""))
+            if "exchange" in id_name or "microsoft" in id_name
+            else None
+        )
         if m:
             build = tuple(int(x) for x in m.groups() if x is not None)
         elif id_version:
