@@ -369,6 +369,72 @@ class ImapSession:
             )
         )
 
+    async def idle(self, timeout: float, interrupt: asyncio.Event | None = None) -> list[bytes]:
+        """RFC 2177 IDLE: wait until the server reports a change (or ``timeout``), then DONE.
+
+        Returns the untagged lines the server pushed (``b"3 EXISTS"``, ...); an empty list
+        means the timeout passed.  The caller re-issues IDLE at once after acting on a push:
+        mail that arrives between DONE and the next IDLE is announced when IDLE starts again.
+        RFC 2177 section 3: servers may drop an idle client after 30 minutes, so callers keep
+        ``timeout`` under 29 minutes.  Setting ``interrupt`` ends IDLE early (cleanly, with DONE).
+        """
+        self.require_capability("IDLE")
+        proto = self._protocol
+        while not proto.idle_queue.empty():  # stale pushes from an earlier IDLE
+            proto.idle_queue.get_nowait()
+        idle_task = asyncio.ensure_future(proto.idle())
+        ack = asyncio.ensure_future(proto.wait_for_idle_response())
+        try:
+            _done, _ = await asyncio.wait(
+                {idle_task, ack, proto.lost},
+                timeout=self.options.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if proto.lost.done():
+                raise ConnectError("The IMAP connection was lost", code="imap_connection_lost")
+            if not ack.done():
+                if idle_task.done() and not idle_task.cancelled():
+                    response = idle_task.result()
+                    raise ProtocolError(
+                        f"The IMAP server refused IDLE: {_text(response)}",
+                        code="imap_command_failed",
+                        server_reply=_text(response),
+                    )
+                raise ConnectError("The IMAP server did not start IDLE", code="imap_timeout")
+            pushed: list[bytes] = []
+            getter = asyncio.ensure_future(proto.idle_queue.get())
+            waiters: set[asyncio.Future[Any]] = {getter, proto.lost}
+            interrupted = asyncio.ensure_future(interrupt.wait()) if interrupt else None
+            if interrupted is not None:
+                waiters.add(interrupted)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if interrupted is not None:
+                interrupted.cancel()
+            if getter.done():
+                pushed.extend(bytes(x) for x in getter.result())
+            else:
+                getter.cancel()
+            if proto.lost.done():
+                raise ConnectError("The IMAP connection was lost during IDLE",
+                                   code="imap_connection_lost")
+            proto.idle_done()
+            try:
+                await asyncio.wait_for(asyncio.shield(idle_task), self.options.timeout)
+            except TimeoutError as exc:
+                raise ConnectError("The IMAP server did not end IDLE",
+                                   code="imap_timeout") from exc
+            while not proto.idle_queue.empty():
+                pushed.extend(bytes(x) for x in proto.idle_queue.get_nowait())
+            return [line for line in pushed if line]
+        finally:
+            ack.cancel()
+            if not idle_task.done():
+                idle_task.cancel()
+
+    @property
+    def connection_lost(self) -> bool:
+        return self._protocol.lost.done()
+
     async def noop(self) -> None:
         await self._run(aioimaplib.Command("NOOP", self._tag(), loop=self._loop))
 

@@ -195,6 +195,14 @@ class DovecotServer:
         with smtplib.LMTP(self.host, self.lmtp_port, timeout=10) as lmtp:
             lmtp.sendmail(sender, [recipient], message)
 
+    def kick(self, address: str) -> None:
+        """Drop every IMAP session of a user, as a server restart or a network cut would."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run(
+            [doveadm, "-c", str(self.directory / "dovecot.conf"), "kick", address],
+            check=True, capture_output=True, timeout=10,
+        )
+
     def maildir(self, address: str) -> Path:
         return self.directory / "home" / address / "Maildir"
 
