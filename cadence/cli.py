@@ -16,6 +16,15 @@ import click
 # name -> "module:attribute" of a click.Command.  Add a line here to add a command.
 COMMANDS: dict[str, str] = {
     "check": "cadence.commands.check:check",
+    "classify": "cadence.commands.classify:classify",
+    "discover": "cadence.commands.discover:discover",
+    "mailbox": "cadence.commands.mailbox:mailbox",
+    "cadence": "cadence.commands.cadence_apply:cadence_group",
+    "prospects": "cadence.commands.prospects:prospects",
+    "enroll": "cadence.commands.enroll:enroll",
+    "enrollments": "cadence.commands.enrollments:enrollments",
+    "preview": "cadence.commands.preview:preview",
+    "run": "cadence.commands.run:run",
 }
 
 

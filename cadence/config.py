@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_home() -> Path:
@@ -29,9 +30,17 @@ class Settings(BaseSettings):
     )
     # Network: a resolver "host:port" for discovery (tests point it at a local DNS server).
     dns: str | None = None
-    # Public egress ranges of this deployment, shown to IT admins for their allow-lists.
-    egress_addresses: list[str] = Field(default_factory=list)
+    # Public egress ranges of this deployment, shown to IT admins for their allow-lists:
+    # CADENCE_EGRESS_ADDRESSES="203.0.113.16/28,198.51.100.7".
+    egress_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     timeout: float = 20.0
+
+    @field_validator("egress_addresses", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def sqlite_path(self) -> Path:

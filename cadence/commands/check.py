@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from cadence.config import get_settings
 from cadence.errors import CadenceError
 from cadence.mail.diagnose import CheckReport, CheckRequest, CheckResult, run_check
 from cadence.mail.endpoints import ConnectOptions, Credentials, Endpoint, Security
@@ -85,15 +86,18 @@ def build_request(
     imap = Endpoint.parse(imap_host, imap_port, imap_security) if imap_host else None
     smtp = Endpoint.parse(smtp_host, smtp_port, smtp_security) if smtp_host else None
     credentials = Credentials(username or email_address, password) if password else None
-    egress = tuple(
-        a.strip() for a in os.environ.get("CADENCE_EGRESS_ADDRESSES", "").split(",") if a.strip()
-    )
+    egress = tuple(get_settings().egress_addresses)
     return CheckRequest(
         email=email_address,
         imap=imap,
         smtp=smtp,
         credentials=credentials,
-        options=ConnectOptions(ca_file=ca_file, timeout=timeout, source_address=source_address),
+        options=ConnectOptions(
+            ca_file=ca_file,
+            timeout=timeout,
+            source_address=source_address,
+            resolver=get_settings().dns,
+        ),
         send_test=send_test,
         egress_addresses=egress,
     )
@@ -101,14 +105,10 @@ def build_request(
 
 async def discover_endpoints(request: CheckRequest) -> CheckRequest:
     """Fill in the hosts the user did not give from discovery (issue: `cadence discover`)."""
-    try:
-        from cadence.mail import discovery
-    except ImportError:
-        return request
-    finder = getattr(discovery, "discover_for_check", None)
-    if finder is None:
-        return request
-    found = await finder(request.email, request.options)
+    from cadence.mail import discovery
+    found = await discovery.discover_for_check(
+        request.email, request.options, dns=get_settings().dns
+    )
     if found is None:
         return request
     imap, smtp = found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import functools
+import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ class ConnectOptions:
     ca_file: str | None = None  # extra CA bundle (PEM); the system store is used otherwise
     timeout: float = 20.0
     source_address: str | None = None  # bind to this local address (multi-homed egress, tests)
+    # Connect to this IP address instead of resolving the host; TLS is still verified against
+    # the endpoint's host name (discovery probes an address a source named).
+    connect_address: str | None = None
+    # Resolve host names through this DNS server ("HOST:PORT") instead of the system resolver.
+    resolver: str | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
         return _ssl_context(self.ca_file)
@@ -120,8 +126,17 @@ class TLSInfo:
         )
 
 
-async def resolve(host: str, port: int, service: Service, timeout: float) -> list[str]:
+async def resolve(
+    host: str, port: int, service: Service, timeout: float, resolver: str | None = None
+) -> list[str]:
     """Resolve a host name; a failure is reported as DNS, distinct from a refused connection."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    if resolver:
+        return await _resolve_with(resolver, host, service, timeout)
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
@@ -145,6 +160,78 @@ async def resolve(host: str, port: int, service: Service, timeout: float) -> lis
         if addr not in addresses:
             addresses.append(addr)
     return addresses
+
+
+async def _resolve_with(resolver: str, host: str, service: Service, timeout: float) -> list[str]:
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
+    server, _, port = resolver.rpartition(":")
+    res = dns.asyncresolver.Resolver(configure=False)
+    res.nameservers = [server or resolver]
+    res.port = int(port) if port.isdigit() else 53
+    res.lifetime = timeout
+    addresses: list[str] = []
+    nxdomain = False
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await res.resolve(host, rdtype)
+        except dns.resolver.NXDOMAIN:
+            nxdomain = True
+            break
+        except (dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+            continue
+        except dns.exception.Timeout as exc:
+            raise ConnectError(
+                f"DNS lookup of {host} timed out after {timeout:g}s",
+                code=f"{service}_dns_failed",
+                hint="Check the DNS resolver setting (CADENCE_DNS).",
+            ) from exc
+        addresses.extend(r.to_text() for r in answer)
+    if not addresses:
+        why = "does not exist (NXDOMAIN)" if nxdomain else "has no address records"
+        raise ConnectError(
+            f"{host} {why}",
+            code=f"{service}_dns_failed",
+            hint="Check the spelling of the host name; ask IT for the mail server's name.",
+        )
+    return addresses
+
+
+async def open_socket(
+    endpoint: Endpoint, options: ConnectOptions, service: Service
+) -> socket.socket:
+    """Resolve and connect (each address in turn), from ``source_address`` when given.
+
+    Returns a connected non-blocking socket; TLS is layered on by the caller, verified against
+    ``endpoint.host`` whatever address was connected to."""
+    if options.connect_address:
+        addresses = [options.connect_address]
+    else:
+        addresses = await resolve(
+            endpoint.host, endpoint.port, service, options.timeout, options.resolver
+        )
+    loop = asyncio.get_running_loop()
+    last: OSError | None = None
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        v6_source = ":" in (options.source_address or "")
+        if options.source_address and v6_source != (family == socket.AF_INET6):
+            continue
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            if options.source_address:
+                sock.bind((options.source_address, 0))
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (address, endpoint.port)), options.timeout
+            )
+            return sock
+        except OSError as exc:  # TimeoutError included
+            sock.close()
+            last = exc
+    raise connect_error(last or OSError("no usable address"), endpoint, service, options.timeout)
 
 
 def tls_error(exc: ssl.SSLError, host: str, service: Service) -> TLSError:

@@ -40,7 +40,7 @@ from cadence.mail.endpoints import (
     Security,
     TLSInfo,
     connect_error,
-    resolve,
+    open_socket,
     tls_error,
 )
 
@@ -495,18 +495,13 @@ class ImapSession:
 async def connect_imap(endpoint: Endpoint, options: ConnectOptions) -> ImapSession:
     """Open a secure IMAP session (not yet logged in) or raise a :class:`CadenceError`."""
     loop = asyncio.get_running_loop()
-    await resolve(endpoint.host, endpoint.port, "imap", options.timeout)
+    sock = await open_socket(endpoint, options, "imap")
     protocol = _Protocol(loop)
-    local_addr = (options.source_address, 0) if options.source_address else None
     try:
         transport: asyncio.BaseTransport
-        transport, _ = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: protocol, endpoint.host, endpoint.port, local_addr=local_addr
-            ),
-            options.timeout,
-        )
-    except OSError as exc:  # TimeoutError is an OSError
+        transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+    except OSError as exc:
+        sock.close()
         raise connect_error(exc, endpoint, "imap", options.timeout) from exc
     ctx = options.ssl_context()
     try:

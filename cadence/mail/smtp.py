@@ -36,7 +36,7 @@ from cadence.mail.endpoints import (
     Security,
     TLSInfo,
     connect_error,
-    resolve,
+    open_socket,
     tls_error,
 )
 
@@ -182,16 +182,15 @@ async def connect_smtp(
     endpoint: Endpoint, options: ConnectOptions, local_hostname: str | None = None
 ) -> SmtpSession:
     """Open a secure SMTP submission session (not yet authenticated)."""
-    await resolve(endpoint.host, endpoint.port, "smtp", options.timeout)
+    sock = await open_socket(endpoint, options, "smtp")
     ctx: ssl.SSLContext = options.ssl_context()
     client = aiosmtplib.SMTP(
-        hostname=endpoint.host,
-        port=endpoint.port,
+        hostname=endpoint.host,  # what the certificate is verified against
+        sock=sock,
         use_tls=endpoint.security is Security.TLS,
         start_tls=False,  # Cadence upgrades itself, after checking the server offers it
         tls_context=ctx,
         timeout=options.timeout,
-        source_address=(options.source_address, 0) if options.source_address else None,
         local_hostname=local_hostname,
     )
     try:

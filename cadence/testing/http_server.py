@@ -151,7 +151,12 @@ class HttpTestServer:
                 result = target(request)
                 reply = await result if inspect.isawaitable(result) else result
             if reply.delay:
-                await asyncio.sleep(reply.delay)
+                # Wait, but notice a client that gives up (EOF): then there is nobody to answer.
+                try:
+                    if not await asyncio.wait_for(reader.read(1), reply.delay):
+                        return
+                except TimeoutError:
+                    pass
             reason = _REASONS.get(reply.status, "Status")
             out_headers = {
                 "Content-Type": reply.content_type,
@@ -172,6 +177,8 @@ class HttpTestServer:
         ):
             pass
         except ssl.SSLError:
+            pass
+        except asyncio.CancelledError:  # the server is stopping: end quietly
             pass
         finally:
             with contextlib.suppress(Exception):
