@@ -415,7 +415,11 @@ async def _check_dns(
     service: Literal["imap", "smtp"], ep: Endpoint, opts: ConnectOptions, report: CheckReport
 ) -> bool:
     try:
-        addresses = await resolve(ep.host, ep.port, service, opts.timeout)
+        addresses = (
+            [opts.connect_address]
+            if opts.connect_address
+            else await resolve(ep.host, ep.port, service, opts.timeout, opts.resolver)
+        )
     except ConnectError as exc:
         report.add_error(f"{service}.dns", exc)
         return False

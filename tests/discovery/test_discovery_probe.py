@@ -202,3 +202,35 @@ async def test_discover_for_check_gives_trusted_endpoints(
         "a@foreign.test", opts, dns=zones.address, timeout=5, trust_hosts=["mail.cadence.test"]
     )
     assert found is not None and found[0] is not None and found[1] is None
+
+
+def test_check_with_only_an_address_discovers_and_checks(
+    zones: Zones, mailbox: TestMailbox, smtp_server: SMTPTestServer, ca_bundle: Path
+) -> None:
+    """`cadence check --email ADDRESS` with no host: discovery finds the servers (here from
+    SRV records served by the local DNS), the check resolves them through the same resolver
+    and judges them."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cadence.cli import main
+    from cadence.config import get_settings
+
+    srv_zone(zones, "cadence.test", imaps=mailbox.imaps_port, submission=smtp_server.starttls_port)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            main,
+            ["check", "--email", mailbox.address, "--ca-file", str(ca_bundle), "--json"],
+            env={"CADENCE_DNS": zones.address, "CADENCE_PASSWORD": mailbox.password},
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    checks = {c["id"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["imap.connect"]["status"] == "pass"
+    assert checks["imap.login"]["status"] == "pass"
+    assert checks["imap.uidplus"]["status"] == "pass"
+    assert checks["smtp.login"]["status"] == "pass"
+    assert checks["imap.dns"]["message"].startswith("mail.cadence.test resolves to 127.0.0.1")
