@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from cadence.mail.bounce_context import BEFORE_DATA, failed_command
+
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 
 
@@ -44,7 +46,7 @@ TEXT_RULES: list[tuple[str, re.Pattern[str]]] = [
         r"not (?:permitted|allowed|authori[sz]ed) to relay", r"unable to relay",
         r"we do not relay", r"no relaying", r"relay not permitted", r"cannot relay",
         r"relaying (?:denied|disallowed|mail to .{0,40} is not allowed)", r"5\.7\.54",
-        r"not a gateway", r"relay access", r"as a relay", r"allowed rcpthosts",
+        r"not a gateway", r"relay access", r"as a relay",
     )),
     ("notcompliantrfc", _rx(
         r"rfc ?(?:2822|5322)", r"\brfc ?822\b(?!;)", r"not (?:rfc|standards?)[ -]compliant",
@@ -91,6 +93,7 @@ TEXT_RULES: list[tuple[str, re.Pattern[str]]] = [
         r"message (?:is )?too (?:large|big)", r"(?:message|mail) size (?:exceeds|limit|too)",
         r"exceeds? (?:the )?(?:maximum|fixed maximum|size limit|message size)",
         r"size (?:of the message |of your message )?exceeds", r"too large for", r"5\.3\.4\b",
+        r"max(?:imum)? message size (?:exceeded|reached)",
         r"message length exceeds",
     )),
     ("contenterror", _rx(r"headers? too (?:large|long|many)", r"invalid (?:mime|content)")),
@@ -163,6 +166,8 @@ TEXT_RULES: list[tuple[str, re.Pattern[str]]] = [
         r"not a (?:valid|known) (?:user|mailbox|recipient)",
         r"no mailbox", r"mailbox not (?:found|available)", r"user not local",
         r"not our customer", r"undeliverable address",
+        # qmail: the recipient's domain (or address) is not one this server accepts mail for
+        r"(?:domain|user) isn't in my list of allowed rcpthosts",
         r"does not have an account", r"no account",
         r"couldn't be found", r"could not be found", r"not a known user",
         r"5\.1\.1\b", r"5\.1\.3\b", r"4\.1\.1\b",
@@ -238,6 +243,28 @@ _LISTED = ("blocked", _rx(
 ))
 TEXT_RULES.insert(next(i for i, rule in enumerate(TEXT_RULES) if rule[0] == "badreputation"),
                   _LISTED)
+
+# The recipient's own settings refused the message: decisive over the status the server chose
+# (a "5.1.1" beside "refused due to recipient preferences" does not mean the mailbox is gone).
+# Specific causes that must outrank the generic wording around them: the recipient receiving
+# too fast (Gmail, Yahoo), a refusal "for policy reasons", a DNS failure or a directory-server
+# failure that made the message expire (the cause, not the consequence), and Microsoft's
+# "Message expired, connection ..." where the refused connection is why it expired.
+TEXT_RULES[0:0] = [
+    ("speeding", _rx(r"receiving mail (?:at a rate|too quickly)",
+                     r"rate that prevents additional messages")),
+    ("policyviolation", _rx(r"(?:rejected|refused|not accepted) for policy reasons",
+                            r"content presents a potential\b")),
+    ("networkerror", _rx(r"dns query failed", r"querying the domain name system[^\n]{0,80}failed")),
+    ("systemerror", _rx(r"unable to contact (?:the )?ldap server",
+                        r"directory server (?:failure|unavailable|error)")),
+    ("expired", _rx(r"message expired, (?:connection|remote server|host)")),
+]
+TEXT_RULES.insert(0, ("filtered", _rx(
+    r"due to (?:the )?recipient(?:'s)? (?:preferences|settings|filter)",
+    r"(?:recipient|user) (?:refuses|refused|declines|declined) to (?:receive|accept)",
+    r"blocked by the recipient", r"user rejects? (?:your|this|the) (?:mail|message)",
+)))
 
 # Wordings so general that a specific status code should win over them.
 GENERIC_RULES: list[tuple[str, re.Pattern[str]]] = [
@@ -328,10 +355,22 @@ def refine_by_permanence(reason: str, status: str | None, reply_code: str | None
     return reason
 
 
+# The domain's name servers answered badly (SERVFAIL, a malformed reply, a timeout): the lookup
+# failed, which says nothing about whether the domain exists (RFC 1035 §4.1.1 RCODE 2 vs 3).
+_DNS_TROUBLE = re.compile(
+    r"malformed or unexpected name server reply|\bservfail\b|dns server failure|"
+    r"name server (?:timeout|timed out|not responding)|"
+    r"temporary (?:dns|name (?:service|resolution)|lookup) (?:failure|error)",
+    re.I,
+)
+
+
 def refine_by_phase(reason: str, text: str, status: str | None = None) -> str:
     """A failure at MAIL FROM is about the sender; at DATA the recipient existed already, so a
     "user unknown" said after DATA is the recipient's filter (as sisimai reads it)."""
     low = text.lower()
+    if reason == "hostunknown" and _DNS_TROUBLE.search(text[:8000]):
+        return "networkerror"
     if reason in ("userunknown", "hostunknown") and re.search(
         r"(?:after|in reply to|>>>) ?mail from|mail from:.{0,80}\n\s*<<<", low
     ):
@@ -342,25 +381,68 @@ def refine_by_phase(reason: str, text: str, status: str | None = None) -> str:
     ):
         # refused before any envelope was sent: the connecting host is blocked
         return "blocked"
-    if reason == "userunknown" and status and status[2:] == "2.0":
-        # X.2.0 is "other mailbox status": the mailbox exists, a filter refused the message
-        return "filtered"
     if reason == "rejected" and re.search(r"recipient (?:address )?rejected", low):
-        return "userunknown"
-    mailbox_status = bool(status and status[2:4] == "1.")  # X.1.x: the server said "no mailbox"
-    if reason == "userunknown" and not mailbox_status and re.search(
-        r">>> data\s*\n\s*<<< [45]\d\d[^\n]{0,200}(?:unknown|no such|not exist)"
-        r"(?![\s\S]{0,400}rcpt)|"
-        r""
-        r"after end of data|in reply to end of data|smtp command\s*\|?\s*data|"
-        r"-+smtp command\s+data|after data command", low
-    ):
-        return "filtered"
-    return reason
+        return refine_user_unknown("userunknown", text, status)
+    return refine_user_unknown(reason, text, status)
+
+
+# Wordings that only the mailbox lookup itself produces: the server (or its directory) says
+# the address is not there, whatever the stage the report names (or does not name).
+_DEFINITE_USER_UNKNOWN = re.compile(
+    r"|".join((
+        # Exchange 2000/2003 NDR diagnostic code for an unknown recipient
+        r"\(000c05a6\)",
+        # Microsoft 365 directory lookup and its edge block of unknown recipients
+        r"resolver\.adr\.recip(?:ient)? ?not ?found", r"recipient not found by smtp address lookup",
+        r"recipient address rejected: access denied",
+        # IMail and Lotus Domino / Notes local delivery
+        r"invalid final delivery userid", r"^\s*unknown user: \S+@",
+        r"not listed in (?:the )?(?:domino directory|public name (?:&|and) address book)",
+        # Sendmail's local delivery agent
+        r"mail\.local: unknown user",
+        # La Poste / Orange label their unknown-recipient refusals ("..._416")
+        r"\b(?:ofr|lpn)[a-z]{0,3}\d{0,3}_41[68]\b",
+        # Yahoo's delivery error for a local part it has no account for
+        r"delivery error: dd this user doesn't have",
+        # Gmail's summary line above the remote server's answer
+        r"because the address couldn't be found",
+    )),
+    re.I | re.M,
+)
+
+
+def _address_status(status: str | None) -> bool:
+    """An addressing status about the destination mailbox (RFC 3463 §3.2): X.1.0, X.1.1, X.1.3,
+    X.1.6 and the extended X.1.1x / X.1.3xx forms Microsoft uses for "recipient not found" -
+    not X.1.2 (the host), X.1.4 (ambiguous), X.1.5 (valid) or X.1.7/X.1.8 (the sender)."""
+    if not status:
+        return False
+    parts = status.split(".")
+    return len(parts) == 3 and parts[1] == "1" and parts[2] not in ("2", "4", "5", "7", "8", "9")
+
+
+def refine_user_unknown(reason: str, text: str, status: str | None) -> str:
+    """A "user unknown" wording is a missing mailbox only when the server said so at the
+    mailbox lookup: an address status (X.1.x) or a reply to RCPT TO.  Said after DATA, or with
+    neither a status nor a stage to tie it to the lookup, it is the recipient's filter refusing
+    the message (sisimai's ``filtered``: a soft failure - the address may well exist)."""
+    if reason != "userunknown" or _address_status(status):
+        return reason
+    stage = failed_command(text)
+    if stage is not None and stage in BEFORE_DATA:
+        return reason
+    if _DEFINITE_USER_UNKNOWN.search(text[:8000]):
+        return reason
+    return "filtered"
 
 
 def is_hard(reason: str, status: str | None, reply_code: str | None) -> bool:
-    """Hard only for a gone address/domain, and only when the failure is permanent."""
+    """Hard for a gone address or domain.  A missing mailbox, a missing domain or a moved
+    address stays gone even when the server chose a 4xx reply for it (the report that carries
+    it is already a final failure); "does not accept mail" (null MX, RFC 7505) is hard only
+    when it is not said to be temporary."""
     if reason not in HARD_REASONS:
         return False
+    if reason != "notaccept":
+        return True
     return not ((status and status.startswith("4")) or (reply_code and reply_code.startswith("4")))

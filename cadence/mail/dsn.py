@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from cadence.mail.bounce_context import provider_reason
 from cadence.mail.bounce_reasons import (
     is_hard,
     reason_for,
@@ -295,6 +296,13 @@ def looks_machine_made(view: InboundMessage) -> bool:
 # --- structured reports ----------------------------------------------------------------------
 
 
+def _mta_fields(source: str) -> str:
+    """The Reporting-MTA and Remote-MTA host names of a delivery-status part."""
+    return " ".join(m.group(1) for m in re.finditer(
+        r"^(?:reporting|remote|received-from)-mta:\s*(?:[a-z0-9-]{1,20};)?\s*(\S{1,255})",
+        source[:20000], re.I | re.M))
+
+
 def _recipient_blocks(source: str) -> list[str]:
     """The DSN's blocks (RFC 3464 §2.1: separated by blank lines); some servers (AOL) omit the
     blank line between recipients, so a second Final-Recipient also starts a block."""
@@ -351,9 +359,12 @@ def _structured(view: InboundMessage, text: str, sources: list[str]) -> list[Rec
                 code = _codes(local)[0]
             if status is None:
                 status = diag_status or _codes(local)[1]
-            elif status.endswith(".0.0") and diag_status and not diag_status.endswith(".0.0") \
-                    and diag_status[0] == status[0]:
-                status = diag_status  # the remote server's own code is more specific
+            elif status.endswith(".0.0"):
+                # the remote server's own code is more specific; with no Diagnostic-Code, the
+                # reply quoted for this recipient in the human-readable part
+                specific = diag_status or (None if diag.strip() else _codes(local)[1])
+                if specific and not specific.endswith(".0.0") and specific[0] == status[0]:
+                    status = specific
             if action_s == "delivered" or (status and status.startswith("2")):
                 reason = "delivered"
             elif action_s == "delayed" and reason_for(context, None, None) in _VAGUE_REASONS:
@@ -364,6 +375,8 @@ def _structured(view: InboundMessage, text: str, sources: list[str]) -> list[Rec
                 reason = refine_by_phase(reason_for(context, status, code), f"{diag}\n{local}",
                                          status)
                 reason = refine_by_permanence(reason, status, code)
+                hosts = " ".join([view.from_address, recipient, _mta_fields(source)])
+                reason = provider_reason(hosts, f"{diag}\n{local}") or reason
             rows.append(RecipientStatus(
                 recipient=recipient,
                 status=status,
@@ -484,10 +497,14 @@ def _free_text(view: InboundMessage, report: str, original: str) -> list[Recipie
         elif code is None:
             code = _codes(report)[0]
         reason = reason_for(context, status, code) if context else "undefined"
+        basis = context or report
         if reason == "undefined":
             reason = reason_for(report, status, code)
-        reason = refine_by_phase(reason, context or report, status)
+            basis = report  # the words that decided it are the ones to qualify it
+        reason = refine_by_phase(reason, basis, status)
         reason = refine_by_permanence(reason, status, code)
+        hosts = " ".join([view.from_address, recipient, report[:5000]])
+        reason = provider_reason(hosts, basis) or reason
         if reason == "undefined" and recipient.endswith("@googlegroups.com"):
             # Google Groups refuses posts to a group that is gone or closed to the sender
             reason = "rejected"
