@@ -193,8 +193,13 @@ class MailboxWatcher:
                 self.health.last_error = str(exc)
                 self.health.last_error_code = getattr(exc, "code", type(exc).__name__)
                 self.health.reconnects += 1
-                log.warning("mailbox %s: %s; reconnecting in %.1fs%s", self.mailbox_id, exc,
-                            delay, " (throttled)" if throttled else "")
+                log.warning(
+                    "mailbox %s: %s; reconnecting in %.1fs%s",
+                    self.mailbox_id,
+                    exc,
+                    delay,
+                    " (throttled)" if throttled else "",
+                )
                 self._set_state("backoff")
                 await self._sleep(delay)
             finally:
@@ -264,8 +269,13 @@ class MailboxWatcher:
                 uids = []
             last_uid = 0
         elif checkpoint.uidvalidity != status.uidvalidity:
-            log.warning("mailbox %s %s: UIDVALIDITY changed %s -> %s; resyncing by Message-ID",
-                        self.mailbox_id, folder, checkpoint.uidvalidity, status.uidvalidity)
+            log.warning(
+                "mailbox %s %s: UIDVALIDITY changed %s -> %s; resyncing by Message-ID",
+                self.mailbox_id,
+                folder,
+                checkpoint.uidvalidity,
+                status.uidvalidity,
+            )
             since = (checkpoint.synced_at or dt.datetime.now(dt.UTC)) - RESYNC_LOOKBACK
             uids = await session.uid_search("SINCE", _imap_date(since))
             last_uid = 0
@@ -275,8 +285,7 @@ class MailboxWatcher:
             if status.uidnext is not None and status.uidnext <= last_uid + 1:
                 return
             # "n:*" always includes the highest UID even when it is below n (RFC 3501 6.4.8).
-            uids = [u for u in await session.uid_search("UID", f"{last_uid + 1}:*")
-                    if u > last_uid]
+            uids = [u for u in await session.uid_search("UID", f"{last_uid + 1}:*") if u > last_uid]
         uids.sort()
         if not uids:
             if checkpoint is None or resync:
@@ -317,8 +326,12 @@ class MailboxWatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bad message is quarantined, never fatal to the watcher
-            log.exception("mailbox %s: message %s/%s failed; quarantined", self.mailbox_id,
-                          message.folder, message.uid)
+            log.exception(
+                "mailbox %s: message %s/%s failed; quarantined",
+                self.mailbox_id,
+                message.folder,
+                message.uid,
+            )
             try:
                 await self._on_error(message, exc)
             except Exception:
@@ -326,7 +339,8 @@ class MailboxWatcher:
 
     async def _save(self, folder: str, uidvalidity: int, last_uid: int) -> None:
         await self._checkpoints.save(
-            self.mailbox_id, folder,
+            self.mailbox_id,
+            folder,
             FolderCheckpoint(uidvalidity, last_uid, dt.datetime.now(dt.UTC)),
         )
 

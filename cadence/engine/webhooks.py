@@ -39,8 +39,9 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={ts},v1={mac}"
 
 
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300,
-           now: int | None = None) -> bool:
+def verify(
+    secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None
+) -> bool:
     """What a receiver does (and what our tests check)."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
