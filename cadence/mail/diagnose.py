@@ -19,11 +19,11 @@ import email.utils
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cadence.errors import (
     CadenceError,
@@ -178,26 +178,9 @@ async def _check_imap(request: CheckRequest, report: CheckReport) -> ImapSession
     opts = request.options
     if not await _check_dns("imap", ep, opts, report):
         return None
-    try:
-        session = await connect_imap(ep, opts)
-    except TLSError as exc:
-        report.add("imap.connect", "pass", "imap_connected", f"Connected to {ep.host}:{ep.port}")
-        report.add_error("imap.tls", exc)
+    session = await _open("imap", ep, opts, report, connect_imap)
+    if session is None:
         return None
-    except InsecureConnectionError as exc:
-        report.add("imap.connect", "pass", "imap_connected", f"Connected to {ep.host}:{ep.port}")
-        report.add_error("imap.security", exc)
-        return None
-    except CadenceError as exc:
-        report.add_error("imap.connect", exc)
-        return None
-    report.facts.local_addresses["imap"] = session.local_address or ""
-    report.add(
-        "imap.connect", "pass", "imap_connected",
-        f"Connected to {ep.host}:{ep.port} ({session.peer_address}) "
-        f"from local address {session.local_address}",
-        peer_address=session.peer_address, local_address=session.local_address,
-    )
     if ep.security is Security.TLS:
         report.add("imap.security", "pass", "imap_tls",
                    f"IMAP over implicit TLS on port {ep.port}")
@@ -353,26 +336,10 @@ async def _check_smtp(request: CheckRequest, report: CheckReport) -> SmtpSession
     if ep.port not in (587, 25, 465):
         report.add("smtp.port", "info", "smtp_port_nonstandard",
                    f"Port {ep.port} is not a standard submission port (587, 465, 25)")
-    try:
-        session = await connect_smtp(ep, opts)
-    except TLSError as exc:
-        report.add("smtp.connect", "pass", "smtp_connected", f"Connected to {ep.host}:{ep.port}")
-        report.add_error("smtp.tls", exc)
+    smtp_session = await _open("smtp", ep, opts, report, connect_smtp)
+    if smtp_session is None:
         return None
-    except InsecureConnectionError as exc:
-        report.add("smtp.connect", "pass", "smtp_connected", f"Connected to {ep.host}:{ep.port}")
-        report.add_error("smtp.security", exc)
-        return None
-    except CadenceError as exc:
-        report.add_error("smtp.connect", exc)
-        return None
-    report.facts.local_addresses["smtp"] = session.local_address or ""
-    report.add(
-        "smtp.connect", "pass", "smtp_connected",
-        f"Connected to {ep.host}:{ep.port} ({session.peer_address}) "
-        f"from local address {session.local_address}",
-        peer_address=session.peer_address, local_address=session.local_address,
-    )
+    session = smtp_session
     how = "implicit TLS" if ep.security is Security.TLS else "STARTTLS"
     report.add("smtp.security", "pass", "smtp_tls", f"SMTP submission on port {ep.port} with {how}")
     tls = session.tls
@@ -408,6 +375,39 @@ async def _check_smtp(request: CheckRequest, report: CheckReport) -> SmtpSession
         return None
     report.add("smtp.login", "pass", "smtp_login_ok",
                f"Logged in as {request.credentials.username}")
+    return session
+
+
+SessionT = TypeVar("SessionT", ImapSession, SmtpSession)
+
+
+async def _open(
+    service: Literal["imap", "smtp"],
+    ep: Endpoint,
+    opts: ConnectOptions,
+    report: CheckReport,
+    opener: Callable[[Endpoint, ConnectOptions], Awaitable[SessionT]],
+) -> SessionT | None:
+    """Connect and record the connection, TLS and security outcome as distinct checks."""
+    try:
+        session = await opener(ep, opts)
+    except (TLSError, InsecureConnectionError) as exc:
+        # The TCP connection worked; what failed is the encryption.
+        report.add(f"{service}.connect", "pass", f"{service}_connected",
+                   f"Connected to {ep.host}:{ep.port}")
+        which = "tls" if isinstance(exc, TLSError) else "security"
+        report.add_error(f"{service}.{which}", exc)
+        return None
+    except CadenceError as exc:
+        report.add_error(f"{service}.connect", exc)
+        return None
+    report.facts.local_addresses[service] = session.local_address or ""
+    report.add(
+        f"{service}.connect", "pass", f"{service}_connected",
+        f"Connected to {ep.host}:{ep.port} ({session.peer_address}) "
+        f"from local address {session.local_address}",
+        peer_address=session.peer_address, local_address=session.local_address,
+    )
     return session
 
 
