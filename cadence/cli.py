@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "enrollments": "cadence.commands.enrollments:enrollments",
     "preview": "cadence.commands.preview:preview",
     "run": "cadence.commands.run:run",
+    "serve": "cadence.commands.serve:serve",
+    "quarantine": "cadence.commands.quarantine:quarantine",
 }
 
 

@@ -690,3 +690,15 @@ Mailing-list: list sales@prospect.example; contact sales+owners@prospect.example
     result = classify_message(raw)
     assert result.kind == "reply"
     assert result.reply_text == "Yes, let's talk on Friday.\n\nKim"
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    ["Thursday 3pm works, call me.", "Mon 9am is fine", "12:30 suits me", "2026-12-01 works"],
+)
+def test_a_reply_that_starts_with_a_date_or_weekday_is_kept(first_line: str) -> None:
+    text = (
+        f"{first_line}\n\nOn Fri, Nov 27, 2026 at 10:00 AM Rita Rep <rita@example.com> wrote:\n"
+        "> Quick question\n"
+    )
+    assert extract_reply_text(text) == first_line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,10 +52,8 @@ class Recorder:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"only {len(self.items)} of {count} messages arrived"
             self.event.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.event.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def subjects(self) -> list[str]:
         out = []

@@ -78,8 +78,8 @@ async def enroll(
         if prospect.id in already_ids:
             already += 1
             continue
-        if prospect.do_not_contact:
-            dnc += 1
+        if prospect.do_not_contact or prospect.undeliverable:
+            dnc += 1  # never enroll an address that opted out or hard-bounced
             continue
         session.add(
             Enrollment(

@@ -208,6 +208,21 @@ class MailboxWatcher:
                     session.close()
         self._set_state("stopped")
 
+    async def sync_once(self) -> None:
+        """Connect, catch every watched folder up from its checkpoint, log out: what
+        ``cadence run --once`` does before sending, so a reply that arrived while Cadence was
+        stopped is acted on before the next step could go.  Raises on failure."""
+        self._set_state("connecting")
+        session = await self._connect()
+        try:
+            self._set_state("syncing")
+            for folder in await self._folders(session):
+                await self._sync_folder(session, folder)
+            self.health.last_sync_at = time.time()
+        finally:
+            await session.logout()
+            self._set_state("stopped")
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)

@@ -310,6 +310,10 @@ class SendingEngine:
             if prospect.do_not_contact:
                 self._set_state(enrollment, EnrollmentState.OPTED_OUT, "do not contact", now)
                 return None
+            if prospect.undeliverable:
+                reason = f"address undeliverable: {prospect.undeliverable_reason or 'hard bounce'}"
+                self._set_state(enrollment, EnrollmentState.BOUNCED, reason, now)
+                return None
             if enrollment.current_step >= len(steps):
                 self._set_state(enrollment, EnrollmentState.FINISHED, "all steps done", now)
                 return None
@@ -593,6 +597,10 @@ class SendingEngine:
         enrollment.current_step += 1
         enrollment.attempts = 0
         enrollment.updated_at = now
+        if enrollment.state not in (EnrollmentState.ACTIVE, EnrollmentState.PAUSED):
+            # A reply, bounce or opt-out was recorded while this step was on its way: the
+            # step went out, but the enrollment keeps the state that answer gave it.
+            return
         if following is None:
             enrollment.state = EnrollmentState.FINISHED
             enrollment.next_due_at = None

@@ -418,11 +418,17 @@ class ImapSession:
                 raise ConnectError("The IMAP connection was lost during IDLE",
                                    code="imap_connection_lost")
             proto.idle_done()
-            try:
-                await asyncio.wait_for(asyncio.shield(idle_task), self.options.timeout)
-            except TimeoutError as exc:
-                raise ConnectError("The IMAP server did not end IDLE",
-                                   code="imap_timeout") from exc
+            # The server may close the connection instead of answering DONE (a "* BYE" push
+            # when it is shut down or the session is kicked): notice that at once rather
+            # than after the command timeout.
+            await asyncio.wait({idle_task, proto.lost}, timeout=self.options.timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not idle_task.done():
+                if proto.lost.done():
+                    raise ConnectError("The IMAP connection was lost during IDLE",
+                                       code="imap_connection_lost")
+                raise ConnectError("The IMAP server did not end IDLE", code="imap_timeout")
+            idle_task.result()  # an aborted command raises here
             while not proto.idle_queue.empty():
                 pushed.extend(bytes(x) for x in proto.idle_queue.get_nowait())
             return [line for line in pushed if line]

@@ -7,11 +7,17 @@ one space first: a prospect's name, a subject or a custom field can never start 
 (the library refuses CR/LF anyway; we clean instead of failing a send over a stray newline).
 
 Threading (RFC 5322 section 3.6.4): a follow-up carries ``In-Reply-To`` (the previous
-message) and ``References`` (the thread so far, plus the previous message).
+message) and ``References`` (the thread so far, plus the previous message).  Every message also
+carries Outlook's ``Thread-Index`` ([MS-OXOMSG] 2.2.1.3, PidTagConversationIndex): 6 bytes of
+time, a 16-byte conversation GUID, then one 5-byte block per reply.  The GUID is derived from
+the thread's first Message-ID, so a reply from Outlook that drops In-Reply-To and References
+still names the conversation (``thread_guid``) and the reply tracker can match it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 import uuid
@@ -96,6 +102,52 @@ class Thread:
         return " ".join(chain)
 
 
+# FILETIME: 100 ns ticks since 1601-01-01 UTC.
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def _filetime(when: datetime) -> int:
+    return int((when.astimezone(UTC) - _FILETIME_EPOCH).total_seconds() * 10_000_000)
+
+
+def conversation_root(message_id: str, references: str | None = None) -> str:
+    """The Message-ID a thread started with: the first of References, else the message's own."""
+    chain = _MSGID.findall(references or "")
+    return chain[0] if chain else message_id
+
+
+def thread_guid(root_message_id: str) -> str:
+    """The 16-byte conversation GUID (hex) for a thread that started with this Message-ID."""
+    return hashlib.md5(root_message_id.strip().lower().encode(), usedforsecurity=False).hexdigest()
+
+
+def thread_index(root_message_id: str, date: datetime, replies: int = 0) -> str:
+    """A Thread-Index value: the header block (time + GUID) and ``replies`` child blocks."""
+    ticks = _filetime(date)
+    value = ticks.to_bytes(8, "big")[:6] + bytes.fromhex(thread_guid(root_message_id))
+    for n in range(1, replies + 1):
+        # Child block (MS-OXOMSG): 1 + 31 bits of time, 4 random bits, 4 sequence bits.  Outlook
+        # puts the time since the header block there; only the GUID is ever read back.
+        delta = (ticks >> 18) & 0x7FFFFFFF
+        seed = hashlib.sha256(f"{root_message_id}|{n}".encode()).digest()[0] & 0x0F
+        value += ((delta << 8) | (seed << 4) | (n & 0x0F)).to_bytes(5, "big")
+    return base64.b64encode(value).decode("ascii")
+
+
+def parse_thread_index(value: str | None) -> str | None:
+    """The conversation GUID (hex) of a Thread-Index header, or None if it is not one."""
+    if not value:
+        return None
+    text = "".join(value.split())
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
+    if len(raw) < 22 or (len(raw) - 22) % 5:
+        return None
+    return raw[6:22].hex()
+
+
 def build_message(
     *,
     sender: Party,
@@ -117,9 +169,15 @@ def build_message(
     msg["Subject"] = clean_header_value(subject)
     msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
     msg["Message-ID"] = message_id
+    references: str | None = None
     if thread is not None and _MSGID.fullmatch(thread.in_reply_to):
+        references = thread.references_header()
         msg["In-Reply-To"] = thread.in_reply_to
-        msg["References"] = thread.references_header()
+        msg["References"] = references
+    depth = len(_MSGID.findall(references or ""))
+    msg["Thread-Index"] = thread_index(
+        conversation_root(message_id, references), date or datetime.now(UTC), depth
+    )
     for name, value in (extra_headers or {}).items():
         if not re.fullmatch(r"[A-Za-z0-9-]+", name):
             raise ValueError(f"not a header name: {name!r}")

@@ -133,7 +133,11 @@ def _attribution_length(lines: list[str], i: int) -> int:
         if span > 1:
             if _is_quoted(last) and not re.match(r"^\s*>\s*(?:wrote|sent)?\s*:?\s*$", last):
                 break
-            if not last.strip() and not starts_like:
+            # Only an "On <date> ..." opening may continue past a blank line; a line that merely
+            # starts with a date or weekday ("Thursday 3pm works") is the reply itself.
+            if not last.strip() and (
+                not _ATTRIBUTION_START.match(line) or re.search(r"[.!?]\s*$", line)
+            ):
                 break
             if re.search(r"[.!?]\s*$", line) and not dated_start:
                 break  # a finished sentence does not continue into an attribution

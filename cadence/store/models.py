@@ -26,7 +26,10 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cadence.mail.mime import conversation_root, thread_guid
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -65,6 +68,7 @@ class Base(DeclarativeBase):
 class MailboxStatus(enum.StrEnum):
     ACTIVE = "active"
     NEEDS_ATTENTION = "needs_attention"
+    PAUSED = "paused"  # paused by its owner: sends nothing until resumed
 
 
 class EnrollmentState(enum.StrEnum):
@@ -75,6 +79,7 @@ class EnrollmentState(enum.StrEnum):
     BOUNCED = "bounced"
     OPTED_OUT = "opted_out"
     FAILED = "failed"
+    STOPPED = "stopped"  # stopped by a person (the API or the dashboard)
 
 
 class StepType(enum.StrEnum):
@@ -124,6 +129,16 @@ class Mailbox(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     last_send_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Reply tracking: folders watched besides INBOX and Junk, and whether mail from an enrolled
+    # prospect that names none of our messages counts as their reply ("off", "address", or
+    # "domain": anyone at the prospect's domain).
+    watch_folders: Mapped[list[str]] = mapped_column(default=list)
+    reply_fallback: Mapped[str] = mapped_column(String(10), default="address")
+    # Ownership (issue 6): None for rows made by the CLI, which only admins see in the API.
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
 
 
 class Cadence(Base):
@@ -134,6 +149,13 @@ class Cadence(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Ownership (issue 6): None for rows made by the CLI, which only admins see in the API.
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    # A reply to this cadence also stops the prospect's other cadences.
+    stop_others_on_reply: Mapped[bool] = mapped_column(Boolean, default=False)
 
     steps: Mapped[list[Step]] = relationship(
         back_populates="cadence", order_by="Step.position", cascade="all, delete-orphan"
@@ -175,7 +197,15 @@ class Prospect(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     do_not_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A hard bounce: the address does not exist or refuses mail; never mailed again.
+    undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    undeliverable_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Ownership (issue 6): None for rows made by the CLI, which only admins see in the API.
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), index=True
+    )
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
 
 
 class Enrollment(Base):
@@ -202,6 +232,15 @@ class Enrollment(Base):
     prospect: Mapped[Prospect] = relationship()
     cadence: Mapped[Cadence] = relationship()
     mailbox: Mapped[Mailbox] = relationship()
+
+
+def _thread_guid_default(context: ExecutionContext) -> str | None:
+    """Outlook's conversation GUID of a new outbound row, as ``build_message`` wrote it."""
+    params = context.get_current_parameters()  # type: ignore[attr-defined]
+    message_id = params.get("message_id")
+    if not message_id:
+        return None
+    return thread_guid(conversation_root(message_id, params.get("references")))
 
 
 class OutboundMessage(Base):
@@ -245,6 +284,12 @@ class OutboundMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Reply tracking: the Thread-Index conversation GUID (hex), and how many times a soft
+    # bounce made us send this step again (each time with a new Message-ID).
+    thread_guid: Mapped[str | None] = mapped_column(
+        String(32), default=_thread_guid_default, index=True
+    )
+    bounce_retries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Activity(Base):

@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
+from cadence.store.account_models import ApiToken, Team, User, WebSession
 from cadence.store.models import (
     Activity,
     Cadence,
@@ -446,3 +447,40 @@ class ActivityRepository:
             select(Activity).order_by(Activity.id.desc()).limit(limit)
         )
         return list(rows)
+
+
+class AccountRepository:
+    """Users, teams, API tokens and browser sessions (cadence.store.account_models)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def count_users(self) -> int:
+        return int(await self.session.scalar(select(func.count(User.id))) or 0)
+
+    async def user(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def user_by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email))
+
+    async def users(self) -> list[User]:
+        return list(await self.session.scalars(select(User).order_by(User.id)))
+
+    async def team_by_name(self, name: str) -> Team | None:
+        return await self.session.scalar(select(Team).where(Team.name == name))
+
+    async def token(self, token_id: int) -> ApiToken | None:
+        return await self.session.get(ApiToken, token_id)
+
+    async def token_by_hash(self, digest: str) -> ApiToken | None:
+        return await self.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+
+    async def tokens_of(self, user_id: int) -> list[ApiToken]:
+        rows = await self.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        )
+        return list(rows)
+
+    async def session_by_hash(self, digest: str) -> WebSession | None:
+        return await self.session.scalar(select(WebSession).where(WebSession.token_hash == digest))

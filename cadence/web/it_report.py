@@ -57,63 +57,123 @@ def requirements(report: CheckReport) -> list[Requirement]:
     if req.smtp:
         hosts.append(f"SMTP {req.smtp.host}")
     st, c = _status_of(report, "imap.dns", "smtp.dns", "imap.connect", "smtp.connect")
-    rows.append(Requirement(
-        "Server host names", "The IMAP and SMTP servers' names, reachable from Cadence",
-        "; ".join(hosts) or "none given", st, c.hint if c and c.status == "fail" else ""))
+    rows.append(
+        Requirement(
+            "Server host names",
+            "The IMAP and SMTP servers' names, reachable from Cadence",
+            "; ".join(hosts) or "none given",
+            st,
+            c.hint if c and c.status == "fail" else "",
+        )
+    )
     st, c = _status_of(report, "imap.login", "smtp.login")
     user = req.credentials.username if req.credentials else req.email
-    rows.append(Requirement(
-        "Login and password", "The mailbox's login (often the email address) and password",
-        user, st, c.hint if c and c.status in ("fail", "warn") else ""))
+    rows.append(
+        Requirement(
+            "Login and password",
+            "The mailbox's login (often the email address) and password",
+            user,
+            st,
+            c.hint if c and c.status in ("fail", "warn") else "",
+        )
+    )
     if req.smtp:
         st, c = _status_of(report, "smtp.security", "smtp.tls", "smtp.connect")
         found = f"port {req.smtp.port}, {req.smtp.security.value}"
     else:
         st, c, found = None, None, "not checked"
-    rows.append(Requirement(
-        "SMTP submission", "Port 587 or 25 with STARTTLS, or 465 with TLS; valid certificate",
-        found, st, c.hint if c and c.status in ("fail", "warn") else ""))
+    rows.append(
+        Requirement(
+            "SMTP submission",
+            "Port 587 or 25 with STARTTLS, or 465 with TLS; valid certificate",
+            found,
+            st,
+            c.hint if c and c.status in ("fail", "warn") else "",
+        )
+    )
     if req.imap:
         st, c = _status_of(report, "imap.security", "imap.tls", "imap.connect")
         found = f"port {req.imap.port}, {req.imap.security.value}"
     else:
         st, c, found = None, None, "not checked"
-    rows.append(Requirement(
-        "IMAP over TLS", "Port 993 with TLS; valid certificate", found, st,
-        c.hint if c and c.status in ("fail", "warn") else ""))
+    rows.append(
+        Requirement(
+            "IMAP over TLS",
+            "Port 993 with TLS; valid certificate",
+            found,
+            st,
+            c.hint if c and c.status in ("fail", "warn") else "",
+        )
+    )
     plain = report.get("imap.security")
     if plain is not None and plain.code == "imap_insecure":
-        rows.append(Requirement(
-            "No plain IMAP", "Plain IMAP on 143 without encryption is not usable",
-            "the server offers IMAP without encryption only", "fail", plain.hint))
+        rows.append(
+            Requirement(
+                "No plain IMAP",
+                "Plain IMAP on 143 without encryption is not usable",
+                "the server offers IMAP without encryption only",
+                "fail",
+                plain.hint,
+            )
+        )
     else:
-        rows.append(Requirement(
-            "No plain IMAP", "Plain IMAP on 143 without encryption is not usable",
-            "encrypted connection used" if req.imap else "not checked",
-            "pass" if req.imap and report.get("imap.tls") else None, ""))
+        rows.append(
+            Requirement(
+                "No plain IMAP",
+                "Plain IMAP on 143 without encryption is not usable",
+                "encrypted connection used" if req.imap else "not checked",
+                "pass" if req.imap and report.get("imap.tls") else None,
+                "",
+            )
+        )
     st, c = _status_of(report, "imap.uidplus")
-    rows.append(Requirement(
-        "UIDPLUS", "The IMAP extension UIDPLUS (RFC 4315) enabled",
-        c.message if c else "not checked", st,
-        c.hint if c and c.status in ("fail", "warn") else ""))
+    rows.append(
+        Requirement(
+            "UIDPLUS",
+            "The IMAP extension UIDPLUS (RFC 4315) enabled",
+            c.message if c else "not checked",
+            st,
+            c.hint if c and c.status in ("fail", "warn") else "",
+        )
+    )
     server = report.get("imap.server")
     if server is not None and server.code == "imap_exchange_too_old":
-        rows.append(Requirement("Exchange version", "Microsoft Exchange 2010 SP1 or newer",
-                                server.message, "fail", server.hint))
+        rows.append(
+            Requirement(
+                "Exchange version",
+                "Microsoft Exchange 2010 SP1 or newer",
+                server.message,
+                "fail",
+                server.hint,
+            )
+        )
     else:
         product = str(server.detail.get("product") or "") if server else ""
         if "Exchange" in product:
             found, st = server.message if server else "", "pass"
         else:
             found, st = (server.message if server else "not checked"), None
-        rows.append(Requirement("Exchange version", "Microsoft Exchange 2010 SP1 or newer "
-                                "(when the server is Exchange)", found, st, ""))
+        rows.append(
+            Requirement(
+                "Exchange version",
+                "Microsoft Exchange 2010 SP1 or newer (when the server is Exchange)",
+                found,
+                st,
+                "",
+            )
+        )
     egress = egress_addresses(report)
-    rows.append(Requirement(
-        "Allow Cadence's addresses",
-        "If the mail server or firewall restricts client addresses, allow Cadence's",
-        ", ".join(egress) or "unknown (no connection made)", "info" if egress else None,
-        "Add these addresses to the allow-list of the IMAP and SMTP services." if egress else ""))
+    rows.append(
+        Requirement(
+            "Allow Cadence's addresses",
+            "If the mail server or firewall restricts client addresses, allow Cadence's",
+            ", ".join(egress) or "unknown (no connection made)",
+            "info" if egress else None,
+            "Add these addresses to the allow-list of the IMAP and SMTP services."
+            if egress
+            else "",
+        )
+    )
     return rows
 
 

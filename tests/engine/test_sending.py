@@ -327,3 +327,47 @@ async def test_reply_stops_and_out_of_office_pauses_until_return(
     world.clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Monday 10:00 in Paris
     assert (await world.engine().run_pass()).sent == 1
     assert len(read_folder(sam)) == 2 and len(read_folder(pat)) == 1
+
+
+ONE_STEP = """
+name: single
+steps:
+  - type: email
+    subject: "Hello {{ first_name }}"
+    body: "Hi {{ first_name }}"
+    window: {days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "24:00"}
+"""
+
+
+async def test_an_answer_recorded_while_the_last_step_is_on_its_way_is_not_overwritten(
+    world: World, db_url: str, new_mailbox: Callable[..., TestMailbox]
+) -> None:
+    """The watcher records a reply while the sender is inside the SMTP transaction: the
+    message goes out, but the enrollment stays 'replied' instead of becoming 'finished'."""
+    import asyncio
+    import threading
+
+    from sqlalchemy import update
+
+    from cadence.store.db import open_database
+
+    async def mark_replied() -> None:
+        other = await open_database(db_url, migrate=False)
+        async with other.transaction() as s:
+            await s.execute(update(Enrollment).values(state="replied", reason="replied meanwhile"))
+        await other.close()
+
+    def during_data(stage: str, _value: str) -> str | None:
+        if stage == "DATA":  # runs in the SMTP server's thread, before it accepts
+            thread = threading.Thread(target=lambda: asyncio.run(mark_replied()))
+            thread.start()
+            thread.join()
+        return None
+
+    await world.setup([new_mailbox("pat")], yaml=ONE_STEP)
+    world.smtp.set_fault(during_data)
+    report = await world.engine().run_pass()
+    assert report.sent == 1
+    [enr] = await world.enrollments()
+    assert enr.state == "replied" and enr.reason == "replied meanwhile"
+    assert enr.current_step == 1
