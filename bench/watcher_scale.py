@@ -51,7 +51,7 @@ def cpu_s() -> float:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def raise_inotify_limit() -> None:
@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100)
     args = parser.parse_args()
     raise_inotify_limit()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     certs = make_certificates(Path(tempfile.mkdtemp(prefix="bench-certs-")))
     server = DovecotServer(DovecotConfig("scale", cert=certs.good, extra=MANY_SESSIONS))
