@@ -48,6 +48,11 @@ def _status_of(report: CheckReport, *ids: str) -> tuple[Status | None, CheckResu
     return (c.status if c else None), c
 
 
+def _action(check: CheckResult | None) -> str:
+    """What to do about a requirement: the hint of a failed or doubtful check."""
+    return check.hint if check is not None and check.status in ("fail", "warn") else ""
+
+
 def requirements(report: CheckReport) -> list[Requirement]:
     req = report.request
     rows: list[Requirement] = []
@@ -63,7 +68,7 @@ def requirements(report: CheckReport) -> list[Requirement]:
             "The IMAP and SMTP servers' names, reachable from Cadence",
             "; ".join(hosts) or "none given",
             st,
-            c.hint if c and c.status == "fail" else "",
+            _action(c),
         )
     )
     st, c = _status_of(report, "imap.login", "smtp.login")
@@ -74,7 +79,7 @@ def requirements(report: CheckReport) -> list[Requirement]:
             "The mailbox's login (often the email address) and password",
             user,
             st,
-            c.hint if c and c.status in ("fail", "warn") else "",
+            _action(c),
         )
     )
     if req.smtp:
@@ -88,7 +93,7 @@ def requirements(report: CheckReport) -> list[Requirement]:
             "Port 587 or 25 with STARTTLS, or 465 with TLS; valid certificate",
             found,
             st,
-            c.hint if c and c.status in ("fail", "warn") else "",
+            _action(c),
         )
     )
     if req.imap:
@@ -102,7 +107,7 @@ def requirements(report: CheckReport) -> list[Requirement]:
             "Port 993 with TLS; valid certificate",
             found,
             st,
-            c.hint if c and c.status in ("fail", "warn") else "",
+            _action(c),
         )
     )
     plain = report.get("imap.security")
@@ -133,7 +138,7 @@ def requirements(report: CheckReport) -> list[Requirement]:
             "The IMAP extension UIDPLUS (RFC 4315) enabled",
             c.message if c else "not checked",
             st,
-            c.hint if c and c.status in ("fail", "warn") else "",
+            _action(c),
         )
     )
     server = report.get("imap.server")
